@@ -50,6 +50,9 @@ func NormalizeDomain(raw string) (string, error) {
 	if s == "" {
 		return "", invalidWith("domain", "is empty", ErrInvalidDomain)
 	}
+	if !utf8.ValidString(s) {
+		return "", invalidWith("domain", "is not valid UTF-8", ErrInvalidDomain)
+	}
 	if strings.HasPrefix(s, "[") || net.ParseIP(s) != nil {
 		return "", invalidWith("domain", fmt.Sprintf("%q is an IP address, not a domain", s), ErrInvalidDomain)
 	}
@@ -58,6 +61,12 @@ func NormalizeDomain(raw string) (string, error) {
 		return "", invalidWith("domain", fmt.Sprintf("%q is not a valid domain name", s), fmt.Errorf("%w: %w", ErrInvalidDomain, err))
 	}
 	ascii = strings.ToLower(ascii)
+	// The ASCII form must itself pass the same profile: a label that only
+	// exists because of a lenient mapping (U+FFFD from bad input, say) would
+	// otherwise be stored and later fail to match what the user types.
+	if again, err := domainProfile.ToASCII(ascii); err != nil || again != ascii {
+		return "", invalidWith("domain", fmt.Sprintf("%q is not a valid domain name", s), ErrInvalidDomain)
+	}
 	if len(ascii) > maxDomainLength {
 		return "", invalidWith("domain", "is longer than 253 characters", ErrInvalidDomain)
 	}
