@@ -221,6 +221,14 @@ func (s *Store) tryTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer func() {
+		// Roll back on a panic too (an Update callback may panic, and the
+		// HTTP layer recovers panics): a transaction left open would pin
+		// its connection forever and, on SQLite, the database's only write
+		// lock with it.
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
 		if err != nil {
 			_ = tx.Rollback()
 		}
@@ -249,7 +257,7 @@ func notFound(err error, what string) error {
 // becomes ErrNotFound.
 func (s *Store) dbError(op string, err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s: %w", op, ErrNotFound)
+		return notFound(err, op)
 	}
 	if sen := s.d.sentinel(err); sen != nil && !errors.Is(err, sen) {
 		return fmt.Errorf("%s: %w: %w", op, sen, err)

@@ -88,8 +88,10 @@ type Route struct {
 // and to validate a cached SAML service provider (by UpdatedAt).
 type ConnectionRef struct {
 	ID        string
+	TenantID  string
 	Name      string
 	Preset    Preset
+	Status    ConnectionStatus
 	UpdatedAt time.Time
 }
 

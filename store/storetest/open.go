@@ -58,7 +58,14 @@ func TestKeyring(t testing.TB) *seal.Keyring {
 // OpenURL opens and migrates the store at url, closing it at cleanup.
 func OpenURL(t testing.TB, rawURL string) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), rawURL, store.Options{Sealer: TestKeyring(t)})
+	return OpenURLWithSealer(t, rawURL, TestKeyring(t))
+}
+
+// OpenURLWithSealer is OpenURL with another master keyring (for key
+// rotation tests).
+func OpenURLWithSealer(t testing.TB, rawURL string, sealer store.Sealer) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), rawURL, store.Options{Sealer: sealer})
 	if err != nil {
 		t.Fatalf("opening test store: %v", err)
 	}
