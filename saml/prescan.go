@@ -154,7 +154,11 @@ type scanResult struct {
 	misplacedAssertion bool
 	straySignature     string
 	repeated           string
-	timeErr            error
+	// misplaced names an element found where its required parent is not
+	// (SubjectConfirmationData outside a Subject's SubjectConfirmation,
+	// say): the document is malformed.
+	misplaced string
+	timeErr   error
 }
 
 type rootKind int
@@ -446,6 +450,10 @@ func (s *scanner) inAssertion(t xml.StartElement, name, parent qname, rel, depth
 			a.Confirmations = append(a.Confirmations, confirmation{Method: attrOr(t, "Method")})
 		}
 	case rel == 3 && parent == qSubjectConfirmation && name == qSubjectConfData:
+		if len(a.Confirmations) == 0 {
+			s.misplace(name)
+			return
+		}
 		c := &a.Confirmations[len(a.Confirmations)-1]
 		if c.HasData {
 			s.repeat(name)
@@ -458,6 +466,10 @@ func (s *scanner) inAssertion(t xml.StartElement, name, parent qname, rel, depth
 	case rel == 2 && parent == qConditions && name == qAudienceRestriction:
 		a.Audiences = append(a.Audiences, []string{})
 	case rel == 3 && parent == qAudienceRestriction && name == qAudience:
+		if len(a.Audiences) == 0 {
+			s.misplace(name)
+			return
+		}
 		i := len(a.Audiences) - 1
 		a.Audiences[i] = append(a.Audiences[i], "")
 		s.capture(&a.Audiences[i][len(a.Audiences[i])-1], depth)
@@ -466,6 +478,10 @@ func (s *scanner) inAssertion(t xml.StartElement, name, parent qname, rel, depth
 	case rel == 2 && parent == qAttributeStatement && name == qAttribute:
 		a.Attributes = append(a.Attributes, attribute{Name: attrOr(t, "Name"), FriendlyName: attrOr(t, "FriendlyName"), Values: []string{}})
 	case rel == 3 && parent == qAttribute && name == qAttributeValue:
+		if len(a.Attributes) == 0 {
+			s.misplace(name)
+			return
+		}
 		s.val, s.valNested, s.hasValNamed, s.valDepth = &strings.Builder{}, &strings.Builder{}, false, depth
 	case rel == 4 && parent == qAttributeValue && name == qNameID && s.val != nil:
 		// eduPersonTargetedID and friends carry a NameID inside the value.
@@ -534,6 +550,17 @@ func (s *scanner) once(counts map[qname]int, name qname) {
 	}
 }
 
+// misplace records an element outside its required parent. The parent
+// checks above look one level up only; this catches the elements whose
+// parent was itself in the wrong place (found by FuzzValidateResponse:
+// a SubjectConfirmationData under a SubjectConfirmation that sat outside
+// the Subject indexed an empty list).
+func (s *scanner) misplace(name qname) {
+	if s.res.misplaced == "" {
+		s.res.misplaced = name.local
+	}
+}
+
 func (s *scanner) repeat(name qname) {
 	if s.res.repeated == "" {
 		s.res.repeated = name.local
@@ -570,6 +597,8 @@ func (r *scanResult) structureError() *RejectError {
 		return reject(ReasonMalformed, "a Signature inside %s; only the Response and the Assertion may be signed", r.straySignature)
 	case r.repeated != "":
 		return reject(ReasonMalformed, "element <%s> appears more than once", r.repeated)
+	case r.misplaced != "":
+		return reject(ReasonMalformed, "element <%s> is outside its required parent", r.misplaced)
 	case r.timeErr != nil:
 		return rejectWrap(ReasonMalformed, r.timeErr, "%s", r.timeErr.Error())
 	}
