@@ -33,6 +33,7 @@ type acs struct {
 	replay   saml.ReplayCache
 	pages    *pages
 	recorder *auditRecorder
+	metrics  *metrics
 	issuer   string
 	clock    tenants.Clock
 	log      *slog.Logger
@@ -260,7 +261,8 @@ func (a *acs) complete(w http.ResponseWriter, r *http.Request, ev audit.Event, l
 	}
 	ev.Type = audit.LoginSucceeded
 	ev.Detail = fmt.Sprintf("assertion %s from %s", truncate(p.AssertionID, 100), truncate(p.Issuer, 200))
-	a.recorder.record(ctx, r, "user", ev)
+	a.recorder.record(ctx, "user", ev)
+	a.metrics.logins.WithLabelValues("succeeded", "").Inc()
 	a.log.InfoContext(ctx, "login succeeded", slog.String("tenant_id", conn.TenantID), slog.String("client_id", li.ClientID),
 		slog.String("sub", id.Subject), slog.String("assertion_id", p.AssertionID))
 	http.Redirect(w, r, callback, http.StatusSeeOther)
@@ -282,7 +284,8 @@ func (a *acs) failSAML(w http.ResponseWriter, r *http.Request, ev audit.Event, l
 func (a *acs) fail(w http.ResponseWriter, r *http.Request, ev audit.Event, li *loginInfo, f *loginFailure) {
 	ctx := r.Context()
 	ev.Type, ev.Reason, ev.Detail = audit.LoginFailed, f.Reason, truncate(f.Detail, 1000)
-	a.recorder.record(ctx, r, "user", ev)
+	a.recorder.record(ctx, "user", ev)
+	a.metrics.logins.WithLabelValues("failed", f.Reason).Inc()
 	level := slog.LevelWarn
 	if f.Reason == reasonInternal {
 		level = slog.LevelError

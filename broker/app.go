@@ -142,6 +142,12 @@ func New(cfg Config, deps Deps) (*App, error) {
 	return a, nil
 }
 
+// RecordRevocation writes a revocation by the OIDC provider to the audit
+// log; wire it as oidcprovider.Config.OnRevoke.
+func (a *App) RecordRevocation(ctx context.Context, r oidcprovider.Revocation) {
+	a.audit.revocation(ctx, r)
+}
+
 // Handler serves every route.
 func (a *App) Handler() http.Handler { return a.handler }
 
@@ -193,7 +199,7 @@ func (a *App) routes() http.Handler {
 		perTenant: newL("login_tenant", rl.LoginPerTenant), limited: a.rateLimited}
 	r.With(a.limitByIP(loginIP, true)).Group(hp.Mount)
 	ac := &acs{logins: logins, dir: a.dir, refs: a.deps.Store, sps: a.sps, replay: a.deps.Store, pages: a.pages,
-		recorder: a.audit, issuer: a.cfg.Issuer, clock: a.cfg.Clock, log: a.cfg.Logger,
+		recorder: a.audit, metrics: a.metrics, issuer: a.cfg.Issuer, clock: a.cfg.Clock, log: a.cfg.Logger,
 		maxResponseBytes: a.cfg.SAML.MaxResponseBytes}
 	if ac.maxResponseBytes == 0 {
 		ac.maxResponseBytes = saml.DefaultMaxResponseBytes

@@ -2,12 +2,16 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"unicode/utf8"
 
+	"github.com/go-chi/chi/v5/middleware"
+
 	"github.com/ssobroker/ssobroker/audit"
+	"github.com/ssobroker/ssobroker/oidcprovider"
 	"github.com/ssobroker/ssobroker/tenants"
 )
 
@@ -23,7 +27,10 @@ type auditRecorder struct {
 
 const maxUserAgent = 256
 
-func (a *auditRecorder) record(ctx context.Context, r *http.Request, actor string, e audit.Event) {
+// record stamps e with its id, time, actor and the request's id, client
+// IP and user agent (from ctx, so it works without the *http.Request) and
+// appends it.
+func (a *auditRecorder) record(ctx context.Context, actor string, e audit.Event) {
 	now := a.clock.Now()
 	id, err := tenants.NewID(tenants.PrefixAudit, now, a.random)
 	if err != nil {
@@ -31,11 +38,9 @@ func (a *auditRecorder) record(ctx context.Context, r *http.Request, actor strin
 		return
 	}
 	e.ID, e.Time, e.Actor = id, now, actor
-	if r != nil {
-		e.IP = clientIP(r)
-		e.UserAgent = boundedUTF8(r.UserAgent(), maxUserAgent)
-		e.RequestID = requestID(r.Context())
-	}
+	e.IP = middleware.GetClientIP(ctx)
+	e.UserAgent, _ = ctx.Value(userAgentKey).(string)
+	e.RequestID = requestID(ctx)
 	if err := a.log.AppendAudit(ctx, e); err != nil {
 		a.logger.ErrorContext(ctx, "audit event not recorded",
 			slog.String("type", string(e.Type)), slog.String("tenant_id", e.TenantID), slog.Any("error", err))
@@ -44,7 +49,22 @@ func (a *auditRecorder) record(ctx context.Context, r *http.Request, actor strin
 
 // admin records an operator change made through the admin API.
 func (a *auditRecorder) admin(r *http.Request, e audit.Event) {
-	a.record(r.Context(), r, "admin", e)
+	a.record(r.Context(), "admin", e)
+}
+
+// revocation records tokens the OIDC provider revoked.
+func (a *auditRecorder) revocation(ctx context.Context, r oidcprovider.Revocation) {
+	actor := "system" // code replay, refresh-token reuse
+	switch r.Reason {
+	case "revoked_by_client":
+		actor = "client"
+	case "logout":
+		actor = "user"
+	}
+	a.record(ctx, actor, audit.Event{
+		Type: audit.TokenRevoked, TenantID: r.TenantID, ConnectionID: r.ConnectionID, ClientID: r.ClientID, Subject: r.Subject,
+		Reason: r.Reason, Detail: fmt.Sprintf("%d grants, %d access tokens", r.Grants, r.AccessTokens),
+	})
 }
 
 // boundedUTF8 cuts s to at most n bytes on a rune boundary and drops

@@ -94,11 +94,13 @@ func newEnv(t *testing.T, b storetest.Backend, opts envOptions) *env {
 	for i := 0; i < opts.replicas; i++ {
 		st := storetest.OpenURL(t, dbURL)
 		e.stores = append(e.stores, st)
-		prov, err := oidcprovider.New(context.Background(), oidcprovider.Config{Issuer: e.issuer, Logger: log}, st)
+		var app *broker.App
+		prov, err := oidcprovider.New(context.Background(), oidcprovider.Config{Issuer: e.issuer, Logger: log,
+			OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) }}, st)
 		if err != nil {
 			t.Fatal(err)
 		}
-		app, err := broker.New(broker.Config{
+		app, err = broker.New(broker.Config{
 			Issuer: e.issuer, AdminToken: adminToken, Logger: log, CookieKey: cookieKey, RateLimits: opts.limits,
 		}, broker.Deps{Store: st, Fetcher: &saml.MetadataFetcher{AllowLoopbackHTTP: true, AllowPrivateNetworks: true}, OIDC: prov})
 		if err != nil {

@@ -185,6 +185,12 @@ func TestEndToEndLogin(t *testing.T) {
 				if len(ev["login.succeeded"]) == 0 {
 					t.Fatalf("no login.succeeded for acme: %v", ev)
 				}
+				all := e.auditTypes("")
+				for _, reason := range []string{"revoked_by_client", "refresh_token_reused", "logout"} {
+					if !slices.Contains(all["token.revoked"], reason) {
+						t.Errorf("no token.revoked event with reason %s: %v", reason, all["token.revoked"])
+					}
+				}
 			})
 		})
 	}

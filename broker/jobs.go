@@ -160,7 +160,7 @@ func (a *App) refreshMetadata(ctx context.Context) error {
 		default:
 			continue
 		}
-		a.audit.record(ctx, nil, "system", ev)
+		a.audit.record(ctx, "system", ev)
 	}
 	return nil
 }

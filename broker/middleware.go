@@ -19,6 +19,7 @@ type ctxKey int
 
 const (
 	requestIDKey ctxKey = iota
+	userAgentKey
 	logAttrsKey
 )
 
@@ -39,6 +40,9 @@ func withRequestID(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		// The user agent rides along so that audit events raised deep in
+		// a call chain (a revocation inside the OIDC provider) carry it.
+		ctx = context.WithValue(ctx, userAgentKey, boundedUTF8(r.UserAgent(), maxUserAgent))
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

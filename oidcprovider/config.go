@@ -1,6 +1,7 @@
 package oidcprovider
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -62,6 +63,26 @@ type Config struct {
 	// browsers may call the token, userinfo, revocation, JWKS and discovery
 	// endpoints from. Default none. Credentials are never allowed.
 	CORSAllowedOrigins []string
+
+	// OnRevoke, when set, is told of every revocation: by the client at
+	// the revocation endpoint, by logout, and by the provider itself when a
+	// code is replayed or a rotated refresh token is reused. The broker
+	// writes these to the audit log. It must not block.
+	OnRevoke func(ctx context.Context, r Revocation)
+}
+
+// Revocation describes tokens the provider revoked. Reason is one of
+// revoked_by_client, logout, code_replayed, refresh_token_reused.
+type Revocation struct {
+	ClientID     string
+	Subject      string
+	TenantID     string
+	ConnectionID string
+	Reason       string
+	// Grants and AccessTokens count what was revoked: a grant takes all of
+	// its tokens with it.
+	Grants       int64
+	AccessTokens int64
 }
 
 const (

@@ -204,6 +204,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.Auth
 	case errors.Is(err, ErrCodeReplayed):
 		p.log.LogAttrs(ctx, slog.LevelWarn, "oidcprovider: authorization code replayed; its grant is revoked",
 			slog.String("client_id", c.ID))
+		p.revoked(ctx, Revocation{ClientID: c.ID, Subject: l.Subject, TenantID: l.TenantID, ConnectionID: l.ConnectionID, Reason: reasonCodeReplayed, Grants: 1})
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid code")
 	case errors.Is(err, ErrTenantNotAllowed):
 		// Defence in depth: StartSAML and CompleteLogin checked the
@@ -316,7 +317,7 @@ func (p *Provider) rotate(ctx context.Context, r *refreshRequest, current string
 	case errors.Is(err, ErrRefreshTokenReused):
 		// Lost a race with another use of the same token: that is reuse
 		// too (RFC 9700 §4.14.2), so the family goes.
-		p.revokeGrant(ctx, g.ID, reasonRefreshReused, now)
+		p.revokeGrant(ctx, g, reasonRefreshReused, now)
 		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case err != nil:
 		return "", "", time.Time{}, p.serverError(ctx, "refreshing tokens", err, slog.String("client_id", c.ID))
@@ -324,10 +325,19 @@ func (p *Provider) rotate(ctx context.Context, r *refreshRequest, current string
 	return at.ID, raw.Reveal(), atExp, nil
 }
 
-func (p *Provider) revokeGrant(ctx context.Context, grantID, reason string, now time.Time) {
-	p.log.LogAttrs(ctx, slog.LevelWarn, "oidcprovider: revoking grant", slog.String("grant_id", grantID), slog.String("reason", reason))
-	if err := p.st.RevokeGrant(ctx, grantID, reason, now); err != nil && !errors.Is(err, tenants.ErrNotFound) {
-		p.log.LogAttrs(ctx, slog.LevelError, "oidcprovider: revoking grant failed", slog.String("grant_id", grantID), slog.Any("error", err))
+func (p *Provider) revokeGrant(ctx context.Context, g Grant, reason string, now time.Time) {
+	p.log.LogAttrs(ctx, slog.LevelWarn, "oidcprovider: revoking grant", slog.String("grant_id", g.ID), slog.String("reason", reason))
+	if err := p.st.RevokeGrant(ctx, g.ID, reason, now); err != nil && !errors.Is(err, tenants.ErrNotFound) {
+		p.log.LogAttrs(ctx, slog.LevelError, "oidcprovider: revoking grant failed", slog.String("grant_id", g.ID), slog.Any("error", err))
+		return
+	}
+	p.revoked(ctx, Revocation{ClientID: g.ClientID, Subject: g.Subject, TenantID: g.TenantID, ConnectionID: g.ConnectionID, Reason: reason, Grants: 1})
+}
+
+// revoked reports a revocation to Config.OnRevoke (the audit log).
+func (p *Provider) revoked(ctx context.Context, r Revocation) {
+	if p.cfg.OnRevoke != nil {
+		p.cfg.OnRevoke(ctx, r)
 	}
 }
 
@@ -357,7 +367,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	switch {
 	case !st.Refresh.UsedAt.IsZero():
 		if g.RevokedAt.IsZero() {
-			p.revokeGrant(ctx, g.ID, reasonRefreshReused, now)
+			p.revokeGrant(ctx, g, reasonRefreshReused, now)
 		}
 		return nil, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
 	case !g.RevokedAt.IsZero(), !st.Refresh.ExpiresAt.After(now), !g.ExpiresAt.After(now),
@@ -386,6 +396,9 @@ func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID strin
 	}
 	s.p.log.LogAttrs(ctx, slog.LevelInfo, "oidcprovider: logout revoked grants",
 		slog.String("client_id", clientID), slog.String("sub", userID), slog.Int64("grants", n))
+	if n > 0 {
+		s.p.revoked(ctx, Revocation{ClientID: clientID, Subject: userID, Reason: reasonLogout, Grants: n})
+	}
 	return nil
 }
 
@@ -437,6 +450,13 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID
 	if err != nil && !errors.Is(err, tenants.ErrNotFound) {
 		return p.serverError(ctx, "RevokeToken", err, slog.String("client_id", clientID))
 	}
+	r := Revocation{ClientID: clientID, Subject: st.Grant.Subject, TenantID: st.Grant.TenantID, ConnectionID: st.Grant.ConnectionID, Reason: reasonRevoked}
+	if st.Refresh != nil {
+		r.Grants = 1
+	} else {
+		r.AccessTokens = 1
+	}
+	p.revoked(ctx, r)
 	return nil
 }
 

@@ -110,11 +110,13 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	prov, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Logger: log}, st)
+	var app *broker.App
+	prov, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Logger: log,
+		OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) }}, st)
 	if err != nil {
 		return err
 	}
-	app, err := broker.New(broker.Config{
+	app, err = broker.New(broker.Config{
 		Issuer: issuer, AdminToken: tenants.Secret(state.AdminToken), Logger: log, CookieKey: cookieKey(masterKey),
 		Dev:        &broker.DevOptions{Simulator: sim, DemoClient: broker.DemoClient{ID: state.ClientID, Secret: state.ClientSecret}},
 		RateLimits: broker.RateLimits{LoginPerIP: 600, LoginPerTenant: 6000, ACSPerIP: 600, TokenPerClient: 6000, TokenPerIP: 6000, AdminPerIP: 6000},

@@ -38,8 +38,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	// The provider reports revocations to the app's audit log; the app is
+	// built just below, before any request can revoke anything.
+	var app *broker.App
 	prov, err := oidcprovider.New(ctx, oidcprovider.Config{
 		Issuer: cfg.Issuer.String(), Clock: tenants.SystemClock{}, Logger: log,
+		OnRevoke:         func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) },
 		SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation,
 		AccessTokenTTL: cfg.AccessTokenTTL, IDTokenTTL: cfg.IDTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		ClockSkew: cfg.ClockSkew, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
@@ -47,7 +51,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := broker.New(broker.Config{
+	app, err = broker.New(broker.Config{
 		Issuer:                  cfg.Issuer.String(),
 		AdminToken:              cfg.AdminToken,
 		TrustedProxies:          cfg.TrustedProxies,
