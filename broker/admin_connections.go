@@ -272,38 +272,82 @@ func (ca *connectionAdmin) create(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	if _, err := ca.dir.Store.Tenant(r.Context(), tenantID); err != nil {
-		return tenantNotFound(err, tenantID)
-	}
-	resolve, metadataURL, ok, err := ca.idpSource(r.Context(), in)
+	c, err := ca.createConnection(r.Context(), tenantID, in)
 	if err != nil {
 		return err
 	}
+	ca.recorder.admin(r, audit.Event{Type: audit.ConnectionCreated, TenantID: tenantID, ConnectionID: c.ID,
+		Detail: fmt.Sprintf("preset %s, IdP %s", c.Preset, truncate(c.IdP.EntityID, 200))})
+	writeJSON(w, http.StatusCreated, ca.toJSON(c))
+	return nil
+}
+
+// createConnection creates a connection of tenantID from any IdP source,
+// with a fresh SP key pair. The admin API and the tenant portal share it.
+func (ca *connectionAdmin) createConnection(ctx context.Context, tenantID string, in connectionRequest) (tenants.Connection, error) {
+	if _, err := ca.dir.Store.Tenant(ctx, tenantID); err != nil {
+		return tenants.Connection{}, tenantNotFound(err, tenantID)
+	}
+	resolve, metadataURL, ok, err := ca.idpSource(ctx, in)
+	if err != nil {
+		return tenants.Connection{}, err
+	}
 	if !ok {
-		return unprocessable("idp_metadata_xml", "an IdP source is required: idp_metadata_xml, idp_metadata_url, or idp_entity_id with idp_sso_url and idp_certificates")
+		return tenants.Connection{}, unprocessable("idp_metadata_xml", "an IdP source is required: idp_metadata_xml, idp_metadata_url, or idp_entity_id with idp_sso_url and idp_certificates")
 	}
 	idp, err := resolve(tenants.IdPConfig{})
 	if err != nil {
-		return err
+		return tenants.Connection{}, err
 	}
 	now := ca.clock.Now()
 	key, cert, err := saml.GenerateSPKey(ca.random, now, "ssobroker SP")
 	if err != nil {
-		return fmt.Errorf("generating SP key: %w", err)
+		return tenants.Connection{}, fmt.Errorf("generating SP key: %w", err)
 	}
 	c := tenants.Connection{TenantID: tenantID, IdP: idp, SPKey: key, SPCertificate: cert}
 	if metadataURL != "" {
 		c.Metadata = tenants.MetadataSource{URL: metadataURL, RefreshedAt: now, NextRefreshAt: now.Add(ca.refreshInterval)}
 	}
 	in.applyTo(&c)
-	c, err = ca.dir.CreateConnection(r.Context(), c)
+	c, err = ca.dir.CreateConnection(ctx, c)
 	if err != nil {
-		return tenantNotFound(err, tenantID)
+		return tenants.Connection{}, tenantNotFound(err, tenantID)
 	}
-	ca.recorder.admin(r, audit.Event{Type: audit.ConnectionCreated, TenantID: tenantID, ConnectionID: c.ID,
-		Detail: fmt.Sprintf("preset %s, IdP %s", c.Preset, truncate(c.IdP.EntityID, 200))})
-	writeJSON(w, http.StatusCreated, ca.toJSON(c))
-	return nil
+	return c, nil
+}
+
+// updateConnection applies a PATCH. A non-empty tenantID limits it to
+// that tenant's connections (the portal): another tenant's connection is
+// reported as not found, never changed.
+func (ca *connectionAdmin) updateConnection(ctx context.Context, id, tenantID string, in connectionRequest) (tenants.Connection, bool, error) {
+	resolve, metadataURL, newSource, err := ca.idpSource(ctx, in)
+	if err != nil {
+		return tenants.Connection{}, false, err
+	}
+	now := ca.clock.Now()
+	c, err := ca.dir.Store.UpdateConnection(ctx, id, func(c *tenants.Connection) error {
+		if tenantID != "" && c.TenantID != tenantID {
+			return fmt.Errorf("connection %s is not a connection of tenant %s: %w", id, tenantID, tenants.ErrNotFound)
+		}
+		if newSource {
+			idp, err := resolve(c.IdP)
+			if err != nil {
+				return err
+			}
+			c.IdP = idp
+			c.Metadata = tenants.MetadataSource{}
+			if metadataURL != "" {
+				c.Metadata = tenants.MetadataSource{URL: metadataURL, RefreshedAt: now, NextRefreshAt: now.Add(ca.refreshInterval)}
+			}
+		}
+		in.applyTo(c)
+		c.UpdatedAt = now
+		return tenants.ValidateConnection(c)
+	})
+	if err != nil {
+		return tenants.Connection{}, false, connectionNotFound(err, id)
+	}
+	return c, newSource, nil
 }
 
 func connectionIDParam(r *http.Request) (string, error) {
@@ -363,29 +407,9 @@ func (ca *connectionAdmin) patch(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	resolve, metadataURL, newSource, err := ca.idpSource(r.Context(), in)
+	c, newSource, err := ca.updateConnection(r.Context(), id, "", in)
 	if err != nil {
 		return err
-	}
-	now := ca.clock.Now()
-	c, err := ca.dir.Store.UpdateConnection(r.Context(), id, func(c *tenants.Connection) error {
-		if newSource {
-			idp, err := resolve(c.IdP)
-			if err != nil {
-				return err
-			}
-			c.IdP = idp
-			c.Metadata = tenants.MetadataSource{}
-			if metadataURL != "" {
-				c.Metadata = tenants.MetadataSource{URL: metadataURL, RefreshedAt: now, NextRefreshAt: now.Add(ca.refreshInterval)}
-			}
-		}
-		in.applyTo(c)
-		c.UpdatedAt = now
-		return tenants.ValidateConnection(c)
-	})
-	if err != nil {
-		return connectionNotFound(err, id)
 	}
 	ca.recorder.admin(r, audit.Event{Type: audit.ConnectionUpdated, TenantID: c.TenantID, ConnectionID: c.ID,
 		Detail: fmt.Sprintf("status %s, new IdP source %t", c.Status, newSource)})

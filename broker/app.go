@@ -89,6 +89,7 @@ type Store interface {
 	saml.ReplayCache
 	auditStore
 	portalLinkStore
+	portalStore
 	jobStore
 	Health(ctx context.Context) error
 }
@@ -205,6 +206,9 @@ func (a *App) routes() http.Handler {
 		ac.maxResponseBytes = saml.DefaultMaxResponseBytes
 	}
 	r.With(a.limitByIP(newL("acs_ip", rl.ACSPerIP), true)).Group(ac.Mount)
+	pt := &portal{store: a.deps.Store, dir: a.dir, connections: adm.connections, pages: a.pages, cookies: ck,
+		recorder: a.audit, clock: a.cfg.Clock, log: a.cfg.Logger, sessionTTL: 8 * time.Hour}
+	r.With(a.limitByIP(newL("portal_ip", rl.PortalPerIP), true)).Route("/portal", pt.Mount)
 	if dev := a.cfg.Dev; dev != nil {
 		sim := &simulatorUI{sim: dev.Simulator, sps: a.sps, refs: a.deps.Store, urls: spURLs{a.cfg.Issuer}, pages: a.pages, log: a.cfg.Logger}
 		r.Route("/simulator", sim.Mount)

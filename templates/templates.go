@@ -14,4 +14,4 @@ import "embed"
 var FS embed.FS
 
 // Pages lists the page templates the broker must find at startup.
-var Pages = []string{"login.html", "picker.html", "error.html", "samlpost.html", "simulator.html", "demo.html"}
+var Pages = []string{"login.html", "picker.html", "error.html", "samlpost.html", "simulator.html", "demo.html", "portal.html"}
