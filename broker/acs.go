@@ -42,9 +42,11 @@ type acs struct {
 	maxResponseBytes int
 }
 
-func (a *acs) Mount(r chi.Router) {
+// Mount attaches SP metadata and, behind limit, the ACS (metadata is
+// fetched by IdP admins and tools, and must not spend users' budget).
+func (a *acs) Mount(r chi.Router, limit func(http.Handler) http.Handler) {
 	r.Get("/saml/{connectionID}/metadata", a.metadata)
-	r.Post("/saml/{connectionID}/acs", a.consume)
+	r.With(limit).Post("/saml/{connectionID}/acs", a.consume)
 }
 
 func (a *acs) connection(ctx context.Context, id string) (tenants.ConnectionRef, *saml.ServiceProvider, error) {

@@ -205,7 +205,7 @@ func (a *App) routes() http.Handler {
 	if ac.maxResponseBytes == 0 {
 		ac.maxResponseBytes = saml.DefaultMaxResponseBytes
 	}
-	r.With(a.limitByIP(newL("acs_ip", rl.ACSPerIP), true)).Group(ac.Mount)
+	ac.Mount(r, a.limitByIP(newL("acs_ip", rl.ACSPerIP), true))
 	pt := &portal{store: a.deps.Store, dir: a.dir, connections: adm.connections, pages: a.pages, cookies: ck,
 		recorder: a.audit, clock: a.cfg.Clock, log: a.cfg.Logger, sessionTTL: 8 * time.Hour}
 	r.With(a.limitByIP(newL("portal_ip", rl.PortalPerIP), true)).Route("/portal", pt.Mount)

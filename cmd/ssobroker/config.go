@@ -219,7 +219,7 @@ var settings = []setting{
 		}
 		return nil
 	}},
-	{name: "rate-limit-login-per-ip", def: "60", usage: "hosted page submissions per IP per window", set: integer(func(c *Config) *int { return &c.RateLimitLoginPerIP }, 1, 1_000_000)},
+	{name: "rate-limit-login-per-ip", def: "300", usage: "authorization requests and hosted page views and submissions per IP per window (a login spends about 3)", set: integer(func(c *Config) *int { return &c.RateLimitLoginPerIP }, 1, 1_000_000)},
 	{name: "rate-limit-login-per-tenant", def: "6000", usage: "logins routed to one tenant per window", set: integer(func(c *Config) *int { return &c.RateLimitLoginPerTenant }, 1, 10_000_000)},
 	{name: "rate-limit-acs-per-ip", def: "60", usage: "SAML responses per IP per window", set: integer(func(c *Config) *int { return &c.RateLimitACSPerIP }, 1, 1_000_000)},
 	{name: "rate-limit-token-per-client", def: "6000", usage: "token endpoint requests per client per window", set: integer(func(c *Config) *int { return &c.RateLimitTokenPerClient }, 1, 10_000_000)},
