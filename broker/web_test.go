@@ -196,7 +196,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 			secrets = append(secrets, rotated.RefreshToken, rotated.AccessToken)
 			_, _ = c.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.tok.RefreshToken}).Token() // reuse
-			_, _ = c.cfg.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))                     // code replay
+			_, _ = c.cfg.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))                      // code replay
 		} else {
 			revoke(t, e, c, tok.tok.AccessToken)
 		}
