@@ -29,7 +29,7 @@ const adminToken = "test-admin-token-0123456789abcdef"
 
 // adminClient drives the admin API of one test broker.
 type adminClient struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	app  *broker.App
 }
@@ -40,7 +40,7 @@ type response struct {
 	Body   []byte
 }
 
-func (r response) json(t *testing.T, v any) {
+func (r response) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decoding %s: %v", r.Body, err)

@@ -36,7 +36,7 @@ import (
 // front), an IdP simulator on its own server, and an app that receives
 // redirects, all on 127.0.0.1.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	issuer string
 	admin  *adminClient
 	stores []*store.Store
@@ -76,7 +76,7 @@ type envOptions struct {
 // newEnv starts the broker. With replicas > 1 every replica has its own
 // store handle on the same database and the front alternates requests
 // between them, like a load balancer without sticky sessions.
-func newEnv(t *testing.T, b storetest.Backend, opts envOptions) *env {
+func newEnv(t testing.TB, b storetest.Backend, opts envOptions) *env {
 	t.Helper()
 	if opts.replicas == 0 {
 		opts.replicas = 1
@@ -226,11 +226,11 @@ func (e *env) client(extra map[string]any) *client {
 // browser is a user agent: a cookie jar, redirects followed, forms read
 // from the pages' HTML and submitted as a browser would.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	http *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, http: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
 }
@@ -265,7 +265,7 @@ type htmlForm struct {
 }
 
 // forms parses every form of a page with its inputs' initial values.
-func (p page) forms(t *testing.T) []htmlForm {
+func (p page) forms(t testing.TB) []htmlForm {
 	t.Helper()
 	doc, err := html.Parse(strings.NewReader(p.Body))
 	if err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -67,14 +68,27 @@ func (m *metrics) observe(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
+		route := routeLabel(r)
 		status := ww.Status()
 		if status == 0 {
 			status = http.StatusOK
 		}
 		m.requests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	})
+}
+
+// routeLabel is the route pattern of a served request, for metrics and
+// logs: never the raw path. A route handled by a mounted router (the OIDC
+// provider is a chi router of its own) reports that router's pattern.
+func routeLabel(r *http.Request) string {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil || len(rc.RoutePatterns) == 0 {
+		return "unmatched"
+	}
+	pats := rc.RoutePatterns
+	first := pats[0]
+	if strings.HasSuffix(first, "/*") && len(pats) > 1 {
+		return strings.TrimSuffix(first, "/*") + pats[len(pats)-1]
+	}
+	return first
 }

@@ -11,7 +11,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
@@ -78,10 +77,7 @@ func accessLog(log *slog.Logger) func(http.Handler) http.Handler {
 			la := &logAttrs{}
 			r = r.WithContext(context.WithValue(r.Context(), logAttrsKey, la))
 			next.ServeHTTP(ww, r)
-			route := chi.RouteContext(r.Context()).RoutePattern()
-			if route == "" {
-				route = "unmatched"
-			}
+			route := routeLabel(r)
 			status := ww.Status()
 			if status == 0 {
 				status = http.StatusOK
