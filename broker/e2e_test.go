@@ -180,6 +180,31 @@ func TestEndToEndLogin(t *testing.T) {
 				}
 			})
 
+			t.Run("a response for tenant A is rejected at tenant B's ACS", func(t *testing.T) {
+				e.setUser(user("jane@acme.com"), saml.Scenario{})
+				br := newBrowser(t)
+				p := br.open(http.MethodGet, c.authURL(newFlow(), map[string]string{"login_hint": "jane@acme.com"}), nil)
+				f := p.forms(t)[0] // the IdP's page, posting to Acme's ACS
+				if !strings.Contains(f.action, acmeConn) {
+					t.Fatalf("IdP form posts to %s", f.action)
+				}
+				p = br.open(http.MethodPost, strings.Replace(f.action, acmeConn, betaConn, 1), f.fields)
+				if p.Status < 400 || strings.Contains(p.URL.RawQuery, "code=") {
+					t.Fatalf("B's ACS accepted A's response: %s %d", p.URL, p.Status)
+				}
+				if got := e.auditTypes(beta)["login.failed"]; !slices.Contains(got, "in_response_to_unknown") {
+					t.Fatalf("B's audit reasons %v", got)
+				}
+				// The same response still works where it belongs, once.
+				p = br.open(http.MethodPost, f.action, f.fields)
+				if !strings.Contains(p.URL.RawQuery, "code=") {
+					t.Fatalf("A's ACS refused its own response: %s %d", p.URL, p.Status)
+				}
+				if p = br.open(http.MethodPost, f.action, f.fields); p.Status < 400 {
+					t.Fatalf("a replayed response was accepted: %d", p.Status)
+				}
+			})
+
 			t.Run("audit", func(t *testing.T) {
 				ev := e.auditTypes(acme)
 				if len(ev["login.succeeded"]) == 0 {
