@@ -203,7 +203,7 @@ var settings = []setting{
 	}},
 	{name: "key-rotation", def: "720h", usage: "how often OIDC signing keys rotate", set: duration(func(c *Config) *time.Duration { return &c.KeyRotation }, 24*time.Hour, 365*24*time.Hour)},
 	{name: "access-token-ttl", def: "1h", usage: "default access token lifetime", set: duration(func(c *Config) *time.Duration { return &c.AccessTokenTTL }, time.Minute, 24*time.Hour)},
-	{name: "id-token-ttl", def: "1h", usage: "default ID token lifetime", set: duration(func(c *Config) *time.Duration { return &c.IDTokenTTL }, time.Minute, 24*time.Hour)},
+	{name: "id-token-ttl", def: "15m", usage: "default ID token lifetime", set: duration(func(c *Config) *time.Duration { return &c.IDTokenTTL }, time.Minute, 24*time.Hour)},
 	{name: "refresh-token-ttl", def: "720h", usage: "default refresh token lifetime", set: duration(func(c *Config) *time.Duration { return &c.RefreshTokenTTL }, time.Hour, 365*24*time.Hour)},
 	{name: "metadata-refresh-interval", def: "12h", usage: "how often IdP metadata URLs are fetched again", set: duration(func(c *Config) *time.Duration { return &c.MetadataRefreshInterval }, 5*time.Minute, 7*24*time.Hour)},
 	{name: "audit-retention", def: "2160h", usage: "how long audit events are kept", set: duration(func(c *Config) *time.Duration { return &c.AuditRetention }, 24*time.Hour, 10*365*24*time.Hour)},
