@@ -235,6 +235,18 @@ func (p *Provider) authorize(next http.Handler) http.HandlerFunc {
 			badRequest(w, "invalid authorization request: "+err.Error())
 			return
 		}
+		// Read the client first: zitadel reports any client lookup
+		// failure as a 400 "invalid client", which would make a database
+		// outage look like the application's mistake. The read is cached
+		// for the rest of the request, so it costs nothing extra.
+		if id := r.Form.Get("client_id"); id != "" {
+			if _, err := p.client(r.Context(), id); err != nil && !errors.Is(err, tenants.ErrNotFound) {
+				p.log.LogAttrs(r.Context(), slog.LevelError, "oidcprovider: authorize: reading the client", slog.Any("error", err))
+				w.Header().Set("Retry-After", "5")
+				http.Error(w, "the service is temporarily unavailable; try again shortly", http.StatusServiceUnavailable)
+				return
+			}
+		}
 		rs := reqStateFrom(r.Context())
 		rs.authorize = &ex
 		rs.browserHash = p.bindBrowser(w, r)

@@ -116,11 +116,16 @@ func TestStoreFailureIsOpaque(t *testing.T) {
 			do     func(t *testing.T, arm func()) (status int, body string)
 			want   int
 		}{
+			// A store outage is 503 with Retry-After, not zitadel's 400
+			// "invalid client".
 			{"authorize: reading the client", "Client", func(t *testing.T, arm func()) (int, string) {
 				arm()
 				resp := e.authorizeRaw(t, e.baseQuery(e.conf.ID, confRedirect))
+				if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+					t.Error("503 without Retry-After")
+				}
 				return resp.StatusCode, readBody(resp)
-			}, http.StatusBadRequest},
+			}, http.StatusServiceUnavailable},
 			{"authorize: storing the login", "CreateLogin", func(t *testing.T, arm func()) (int, string) {
 				arm()
 				resp := e.authorizeRaw(t, e.baseQuery(e.conf.ID, confRedirect))
@@ -201,7 +206,7 @@ func TestStoreFailureIsOpaque(t *testing.T) {
 			resp := e.authorizeRaw(t, e.baseQuery(e.conf.ID, confRedirect))
 			body := readBody(resp)
 			status, tb := e.tokenRequest(t, f, e.conf.ID, e.confSecret, nil)
-			if resp.StatusCode != http.StatusBadRequest || status != http.StatusInternalServerError || tb["error"] != "server_error" {
+			if resp.StatusCode != http.StatusServiceUnavailable || status != http.StatusInternalServerError || tb["error"] != "server_error" {
 				t.Fatalf("authorize %d, token %d %v", resp.StatusCode, status, tb)
 			}
 			for _, b := range []string{body, toString(tb)} {
