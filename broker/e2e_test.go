@@ -339,3 +339,59 @@ func introspect(t *testing.T, e *env, c *client, token string) bool {
 	}
 	return out.Active
 }
+
+// TestIdentityDeactivation: deactivating an identity revokes its tokens
+// (introspection, userinfo and refresh see it at once) and refuses its
+// logins with reason identity_deactivated; reactivating lets it back in
+// with the same sub.
+func TestIdentityDeactivation(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			e := newEnv(t, b, envOptions{})
+			acme, _ := e.tenant("Acme", "acme.com")
+			c := e.client(nil)
+			e.setUser(user("jane@acme.com"), saml.Scenario{})
+			f := newFlow()
+			tok := e.redeem(c, f, e.signIn(newBrowser(t), c, f, map[string]string{"login_hint": "jane@acme.com"}, ""))
+			sub := tok.idToken.Subject
+
+			var list struct {
+				Data []struct {
+					Sub    string `json:"sub"`
+					Status string `json:"status"`
+				} `json:"data"`
+			}
+			e.admin.do("GET", "/api/v1/identities?tenant_id="+acme, nil).json(t, &list)
+			if len(list.Data) != 1 || list.Data[0].Sub != sub || list.Data[0].Status != "active" {
+				t.Fatalf("identities: %+v", list.Data)
+			}
+			if r := e.admin.do("POST", "/api/v1/identities/"+sub+"/deactivate", nil); r.Status != 200 || !strings.Contains(string(r.Body), `"deactivated"`) {
+				t.Fatalf("deactivate: %d %s", r.Status, r.Body)
+			}
+			ctx := context.Background()
+			if introspect(t, e, c, tok.tok.AccessToken) {
+				t.Error("introspection: a deactivated identity's token is active")
+			}
+			if _, err := c.provider.UserInfo(ctx, oauth2.StaticTokenSource(tok.tok)); err == nil {
+				t.Error("userinfo works for a deactivated identity")
+			}
+			if _, err := c.cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.tok.RefreshToken}).Token(); err == nil {
+				t.Error("refresh works for a deactivated identity")
+			}
+			p := e.signIn(newBrowser(t), c, newFlow(), map[string]string{"login_hint": "jane@acme.com"}, "")
+			if p.Status != http.StatusForbidden || strings.Contains(p.URL.RawQuery, "code=") || !strings.Contains(p.Body, "deactivated") {
+				t.Fatalf("login of a deactivated identity: %s %d", p.URL, p.Status)
+			}
+			ev := e.auditTypes(acme)
+			if !slices.Contains(ev["login.failed"], "identity_deactivated") || len(ev["identity.deactivated"]) != 1 {
+				t.Fatalf("audit: %v", ev)
+			}
+			e.admin.do("POST", "/api/v1/identities/"+sub+"/reactivate", nil)
+			f = newFlow()
+			again := e.redeem(c, f, e.signIn(newBrowser(t), c, f, map[string]string{"login_hint": "jane@acme.com"}, ""))
+			if again.idToken.Subject != sub {
+				t.Fatalf("sub after reactivation %s, want %s", again.idToken.Subject, sub)
+			}
+		})
+	}
+}
