@@ -119,7 +119,7 @@ func failure(reason, detail string, err error) *loginFailure {
 		f.Message = "Your organization's sign-in service reported a problem and did not sign you in."
 	case string(saml.ReasonExpired), string(saml.ReasonNotYetValid), reasonUnknownRequest, string(saml.ReasonReplayed):
 		f.Title = "Your sign-in expired"
-		f.Message = "The sign-in took too long or was already used. Start again from the application."
+		f.Message = "The sign-in took too long or was already used. Try again, or start again from the application."
 	case reasonIdentityDeactivated:
 		f.Status = http.StatusForbidden
 		f.Message = "Your account has been deactivated for this application. Contact your IT administrator."

@@ -149,6 +149,13 @@ func (a *App) RecordRevocation(ctx context.Context, r oidcprovider.Revocation) {
 	a.audit.revocation(ctx, r)
 }
 
+// ErrorPage renders the broker's error page with a fixed title and
+// message and the request's reference; wire it as
+// oidcprovider.Config.ErrorPage.
+func (a *App) ErrorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	a.pages.render(w, r, status, "error.html", errorPage{Title: title, Message: message, RequestID: requestID(r.Context())}, "")
+}
+
 // Handler serves every route.
 func (a *App) Handler() http.Handler { return a.handler }
 

@@ -96,7 +96,11 @@ func newEnv(t testing.TB, b storetest.Backend, opts envOptions) *env {
 		e.stores = append(e.stores, st)
 		var app *broker.App
 		prov, err := oidcprovider.New(context.Background(), oidcprovider.Config{Issuer: e.issuer, Logger: log,
-			OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) }}, st)
+			OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) },
+			ErrorPage: func(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+				app.ErrorPage(w, r, status, title, msg)
+			},
+		}, st)
 		if err != nil {
 			t.Fatal(err)
 		}

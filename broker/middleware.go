@@ -55,9 +55,21 @@ func requestID(ctx context.Context) string {
 // connection) so the access log line and every other line carry them.
 type logAttrs struct{ attrs []slog.Attr }
 
+// addLogAttrs adds or replaces attributes of the request's access log line.
 func addLogAttrs(ctx context.Context, attrs ...slog.Attr) {
-	if la, ok := ctx.Value(logAttrsKey).(*logAttrs); ok {
-		la.attrs = append(la.attrs, attrs...)
+	la, ok := ctx.Value(logAttrsKey).(*logAttrs)
+	if !ok {
+		return
+	}
+next:
+	for _, a := range attrs {
+		for i := range la.attrs {
+			if la.attrs[i].Key == a.Key {
+				la.attrs[i] = a
+				continue next
+			}
+		}
+		la.attrs = append(la.attrs, a)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -69,6 +70,11 @@ type Config struct {
 	// code is replayed or a rotated refresh token is reused. The broker
 	// writes these to the audit log. It must not block.
 	OnRevoke func(ctx context.Context, r Revocation)
+
+	// ErrorPage, when set, renders the pages the provider shows browsers
+	// itself (a callback that cannot issue a code), so users see the
+	// broker's page with a reference rather than plain text.
+	ErrorPage func(w http.ResponseWriter, r *http.Request, status int, title, message string)
 }
 
 // Revocation describes tokens the provider revoked. Reason is one of

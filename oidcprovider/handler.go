@@ -341,33 +341,33 @@ func (p *Provider) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.URL.Query().Get("id")
 	if !validLoginID(id) {
-		callbackError(w)
+		p.callbackError(w, r)
 		return
 	}
 	cookie, err := r.Cookie(bindingCookie)
 	if err != nil || len(cookie.Value) != bindingCookieLen {
 		p.log.LogAttrs(r.Context(), slog.LevelWarn, "oidcprovider: callback without browser binding", slog.String("login_id", id))
-		callbackError(w)
+		p.callbackError(w, r)
 		return
 	}
 	code, err := p.op.Crypto().Encrypt(id)
 	if err != nil {
 		p.serverError(r.Context(), "callback: encrypting code", err)
-		callbackError(w)
+		p.callbackError(w, r)
 		return
 	}
 	now := p.clock.Now()
 	l, err := p.st.SaveCode(r.Context(), id, hashToken(code), hashToken(cookie.Value), now.Add(p.cfg.CodeTTL), now)
 	if err != nil {
 		p.logCallbackFailure(r, id, err)
-		callbackError(w)
+		p.callbackError(w, r)
 		return
 	}
 	u, err := op.AuthResponseURL(l.Request.RedirectURI, oidc.ResponseType(l.Request.ResponseType), oidc.ResponseMode(l.Request.ResponseMode),
 		&op.CodeResponseType{Code: code, State: l.Request.State}, p.op.Encoder())
 	if err != nil {
 		p.serverError(r.Context(), "callback: building redirect", err, slog.String("login_id", id))
-		callbackError(w)
+		p.callbackError(w, r)
 		return
 	}
 	http.Redirect(w, r, u, http.StatusFound)
@@ -400,7 +400,13 @@ func (p *Provider) logCallbackFailure(r *http.Request, id string, err error) {
 	p.log.LogAttrs(ctx, slog.LevelWarn, "oidcprovider: callback refused", slog.String("login_id", id), slog.String("reason", reason))
 }
 
-func callbackError(w http.ResponseWriter) {
+// callbackError tells the browser its callback cannot issue a code, on
+// the broker's error page when one is configured.
+func (p *Provider) callbackError(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.ErrorPage != nil {
+		p.cfg.ErrorPage(w, r, http.StatusBadRequest, "This sign-in link is no longer valid", "Return to the application and sign in again.")
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusBadRequest)
 	_, _ = fmt.Fprintln(w, "This sign-in link is no longer valid. Return to the application and sign in again.")

@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -112,7 +113,11 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var app *broker.App
 	prov, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Logger: log,
-		OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) }}, st)
+		OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) },
+		ErrorPage: func(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+			app.ErrorPage(w, r, status, title, msg)
+		},
+	}, st)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	var app *broker.App
 	prov, err := oidcprovider.New(ctx, oidcprovider.Config{
 		Issuer: cfg.Issuer.String(), Clock: tenants.SystemClock{}, Logger: log,
-		OnRevoke:         func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) },
+		OnRevoke: func(ctx context.Context, r oidcprovider.Revocation) { app.RecordRevocation(ctx, r) },
+		ErrorPage: func(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
+			app.ErrorPage(w, r, status, title, msg)
+		},
 		SigningAlgorithm: cfg.SigningAlgorithm, KeyRotation: cfg.KeyRotation,
 		AccessTokenTTL: cfg.AccessTokenTTL, IDTokenTTL: cfg.IDTokenTTL, RefreshTokenTTL: cfg.RefreshTokenTTL,
 		ClockSkew: cfg.ClockSkew, CORSAllowedOrigins: cfg.CORSAllowedOrigins,
