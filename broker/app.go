@@ -135,7 +135,11 @@ func New(cfg Config, deps Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{cfg: cfg, deps: deps, pages: pg, metrics: newMetrics()}
+	var keyActiveSince func(context.Context) (time.Time, error)
+	if deps.OIDC != nil {
+		keyActiveSince = deps.OIDC.SigningKeyActiveSince
+	}
+	a := &App{cfg: cfg, deps: deps, pages: pg, metrics: newMetrics(keyActiveSince)}
 	a.dir = &tenants.Directory{Store: deps.Store, Clock: cfg.Clock, Random: cfg.Random}
 	a.audit = &auditRecorder{log: deps.Store, clock: cfg.Clock, random: cfg.Random, logger: cfg.Logger}
 	a.sps = serviceProviders{cache: saml.NewCache(saml.DefaultCacheEntries, cfg.SAML), store: deps.Store}

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,16 +18,16 @@ import (
 // (no package-global default registry). Labels are bounded: route
 // patterns, never raw paths; reasons from closed sets.
 type metrics struct {
-	registry     *prometheus.Registry
-	logins       *prometheus.CounterVec
-	requests     *prometheus.HistogramVec
-	rateLimited  *prometheus.CounterVec
-	storeErrors  *prometheus.CounterVec
-	jobRuns      *prometheus.CounterVec
-	signingKeyAt prometheus.Gauge
+	registry    *prometheus.Registry
+	logins      *prometheus.CounterVec
+	requests    *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
+	jobRuns     *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the series. keyActiveSince, when not nil, reports
+// the activation time of the signing key in use (read at scrape time).
+func newMetrics(keyActiveSince func(context.Context) (time.Time, error)) *metrics {
 	m := &metrics{registry: prometheus.NewRegistry()}
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ssobroker_logins_total",
@@ -41,20 +42,26 @@ func newMetrics() *metrics {
 		Name: "ssobroker_rate_limited_total",
 		Help: "Requests refused with 429, by limiter.",
 	}, []string{"limiter"})
-	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ssobroker_store_errors_total",
-		Help: "Store operations that failed for a reason other than bad input, by operation.",
-	}, []string{"operation"})
 	m.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "ssobroker_job_runs_total",
 		Help: "Background job runs on this replica by job and outcome.",
 	}, []string{"job", "outcome"})
-	m.signingKeyAt = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ssobroker_signing_key_created_timestamp_seconds",
-		Help: "Creation time of the OIDC signing key currently in use; alert when it is older than the rotation period.",
-	})
-	m.registry.MustRegister(m.logins, m.requests, m.rateLimited, m.storeErrors, m.jobRuns, m.signingKeyAt,
+	m.registry.MustRegister(m.logins, m.requests, m.rateLimited, m.jobRuns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if keyActiveSince != nil {
+		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ssobroker_signing_key_active_since_timestamp_seconds",
+			Help: "When the OIDC signing key in use became active; alert when it is older than the rotation period.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			t, err := keyActiveSince(ctx)
+			if err != nil {
+				return 0
+			}
+			return float64(t.Unix())
+		}))
+	}
 	return m
 }
 

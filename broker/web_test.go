@@ -234,3 +234,41 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestMetrics: /metrics counts logins by outcome and reason, times every
+// route by its pattern, and reports the signing key in use.
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, storetest.Backends()[0], envOptions{})
+	e.tenant("Acme", "acme.com")
+	c := e.client(nil)
+	e.setUser(user("jane@acme.com"), saml.Scenario{})
+	f := newFlow()
+	e.redeem(c, f, e.signIn(newBrowser(t), c, f, map[string]string{"login_hint": "jane@acme.com"}, ""))
+	e.setUser(user("jane@acme.com"), saml.Scenario{Name: saml.ScenarioExpired})
+	e.signIn(newBrowser(t), c, newFlow(), map[string]string{"login_hint": "jane@acme.com"}, "")
+
+	res, err := http.Get(e.issuer + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	m := string(body)
+	for _, want := range []string{
+		`ssobroker_logins_total{outcome="succeeded",reason=""} 1`,
+		`ssobroker_logins_total{outcome="failed",reason="expired"} 1`,
+		`ssobroker_http_request_duration_seconds_count{method="POST",route="/saml/{connectionID}/acs",status="303"} 1`,
+		`route="/oauth/token"`,
+		`route="/userinfo"`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if regexp.MustCompile(`route="/saml/conn_`).MatchString(m) || strings.Contains(m, "lgn_") {
+		t.Error("/metrics labels carry raw ids")
+	}
+	if !regexp.MustCompile(`(?m)^ssobroker_signing_key_active_since_timestamp_seconds [1-9][0-9.e+]*$`).MatchString(m) {
+		t.Error("no signing key gauge")
+	}
+}

@@ -312,3 +312,18 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// SigningKeyActiveSince reports when the key that signs now became
+// active, from the cached key set (no store round trip while it is
+// fresh). Monitoring alerts when it is older than the rotation period.
+func (p *Provider) SigningKeyActiveSince(ctx context.Context) (time.Time, error) {
+	s, err := p.keys.snapshot(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	k := s.signer(p.clock.Now())
+	if k == nil {
+		return time.Time{}, errors.New("oidcprovider: no active signing key")
+	}
+	return k.activeFrom, nil
+}
