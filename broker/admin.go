@@ -146,14 +146,6 @@ func toDomainJSON(d tenants.Domain) domainJSON {
 	return domainJSON{Domain: d.Name, Verified: d.Verified, CreatedAt: d.CreatedAt}
 }
 
-func tenantIDParam(r *http.Request) (string, error) {
-	id := chi.URLParam(r, "tenantID")
-	if !validID(id, tenants.PrefixTenant) {
-		return "", notFoundError(fmt.Sprintf("tenant %q does not exist", truncate(id, 64)))
-	}
-	return id, nil
-}
-
 func (a *admin) createTenant(w http.ResponseWriter, r *http.Request) error {
 	var in struct {
 		Name    string   `json:"name"`
@@ -268,14 +260,6 @@ func (a *admin) removeDomain(w http.ResponseWriter, r *http.Request) error {
 	a.recorder.admin(r, audit.Event{Type: audit.DomainRemoved, TenantID: id, Detail: domain})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// tenantNotFound gives a missing tenant a detail that names it.
-func tenantNotFound(err error, id string) error {
-	if errors.Is(err, tenants.ErrNotFound) {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found", Detail: fmt.Sprintf("tenant %s does not exist", id), Err: err}
-	}
-	return err
 }
 
 // ---- portal links ----
@@ -394,3 +378,9 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+func tenantIDParam(r *http.Request) (string, error) {
+	return idParam(r, "tenantID", tenants.PrefixTenant, "tenant")
+}
+
+func tenantNotFound(err error, id string) error { return notFoundAs(err, "tenant", id) }

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/ssobroker/ssobroker/audit"
 	"github.com/ssobroker/ssobroker/tenants"
 )
@@ -63,21 +61,6 @@ type clientRequest struct {
 	AccessTokenTTLSeconds  *int64    `json:"access_token_ttl_seconds"`
 	IDTokenTTLSeconds      *int64    `json:"id_token_ttl_seconds"`
 	RefreshTokenTTLSeconds *int64    `json:"refresh_token_ttl_seconds"`
-}
-
-func clientIDParam(r *http.Request) (string, error) {
-	id := chi.URLParam(r, "clientID")
-	if !validID(id, tenants.PrefixClient) {
-		return "", notFoundError(fmt.Sprintf("client %q does not exist", truncate(id, 64)))
-	}
-	return id, nil
-}
-
-func clientNotFound(err error, id string) error {
-	if errors.Is(err, tenants.ErrNotFound) {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found", Detail: fmt.Sprintf("client %s does not exist", id), Err: err}
-	}
-	return err
 }
 
 func seconds(p *int64) time.Duration {
@@ -259,3 +242,9 @@ func (a *admin) rotateClientSecret(w http.ResponseWriter, r *http.Request) error
 	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
+
+func clientIDParam(r *http.Request) (string, error) {
+	return idParam(r, "clientID", tenants.PrefixClient, "client")
+}
+
+func clientNotFound(err error, id string) error { return notFoundAs(err, "client", id) }

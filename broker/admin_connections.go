@@ -2,13 +2,10 @@ package broker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/ssobroker/ssobroker/audit"
 	"github.com/ssobroker/ssobroker/saml"
@@ -350,21 +347,6 @@ func (ca *connectionAdmin) updateConnection(ctx context.Context, id, tenantID st
 	return c, newSource, nil
 }
 
-func connectionIDParam(r *http.Request) (string, error) {
-	id := chi.URLParam(r, "connectionID")
-	if !validID(id, tenants.PrefixConnection) {
-		return "", notFoundError(fmt.Sprintf("connection %q does not exist", truncate(id, 64)))
-	}
-	return id, nil
-}
-
-func connectionNotFound(err error, id string) error {
-	if errors.Is(err, tenants.ErrNotFound) {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found", Detail: fmt.Sprintf("connection %s does not exist", id), Err: err}
-	}
-	return err
-}
-
 func (ca *connectionAdmin) get(w http.ResponseWriter, r *http.Request) error {
 	id, err := connectionIDParam(r)
 	if err != nil {
@@ -433,3 +415,9 @@ func (ca *connectionAdmin) delete(w http.ResponseWriter, r *http.Request) error 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+func connectionIDParam(r *http.Request) (string, error) {
+	return idParam(r, "connectionID", tenants.PrefixConnection, "connection")
+}
+
+func connectionNotFound(err error, id string) error { return notFoundAs(err, "connection", id) }

@@ -1,12 +1,8 @@
 package broker
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/ssobroker/ssobroker/audit"
 	"github.com/ssobroker/ssobroker/tenants"
@@ -37,21 +33,6 @@ func toIdentityJSON(i tenants.Identity) identityJSON {
 		FamilyName: i.Profile.FamilyName, Groups: i.Profile.Groups, Attributes: i.Profile.Attributes,
 		Status: string(i.Status), CreatedAt: i.CreatedAt, UpdatedAt: i.UpdatedAt, LastLoginAt: i.LastLoginAt,
 	}
-}
-
-func subParam(r *http.Request) (string, error) {
-	sub := chi.URLParam(r, "sub")
-	if !validID(sub, tenants.PrefixIdentity) {
-		return "", notFoundError(fmt.Sprintf("identity %q does not exist", truncate(sub, 64)))
-	}
-	return sub, nil
-}
-
-func identityNotFound(err error, sub string) error {
-	if errors.Is(err, tenants.ErrNotFound) {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found", Detail: fmt.Sprintf("identity %s does not exist", sub), Err: err}
-	}
-	return err
 }
 
 func (a *admin) listIdentities(w http.ResponseWriter, r *http.Request) error {
@@ -110,3 +91,9 @@ func (a *admin) setIdentityStatus(w http.ResponseWriter, r *http.Request, status
 	writeJSON(w, http.StatusOK, toIdentityJSON(i))
 	return nil
 }
+
+func subParam(r *http.Request) (string, error) {
+	return idParam(r, "sub", tenants.PrefixIdentity, "identity")
+}
+
+func identityNotFound(err error, sub string) error { return notFoundAs(err, "identity", sub) }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/ssobroker/ssobroker/tenants"
 )
 
@@ -106,4 +108,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// notFoundAs names a missing resource in the problem's detail; other
+// errors pass through.
+func notFoundAs(err error, kind, id string) error {
+	if errors.Is(err, tenants.ErrNotFound) {
+		return &apiError{Status: http.StatusNotFound, Type: "not_found", Detail: fmt.Sprintf("%s %s does not exist", kind, id), Err: err}
+	}
+	return err
+}
+
+// idParam reads a path id of the given prefix; a malformed id is simply
+// a resource that does not exist (and never reaches the store).
+func idParam(r *http.Request, name, prefix, kind string) (string, error) {
+	id := chi.URLParam(r, name)
+	if !validID(id, prefix) {
+		return "", notFoundError(fmt.Sprintf("%s %q does not exist", kind, truncate(id, 64)))
+	}
+	return id, nil
 }

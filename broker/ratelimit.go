@@ -167,7 +167,10 @@ func (a *App) limitToken(perClient, perIP *limiter) func(http.Handler) http.Hand
 				clientID, _, ok := r.BasicAuth()
 				if !ok {
 					r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-					_ = r.ParseForm()
+					if err := r.ParseForm(); err != nil {
+						writeProblem(w, r, badRequest("malformed_form", "the request body is malformed or larger than 64 KiB"))
+						return
+					}
 					clientID = r.PostForm.Get("client_id")
 				}
 				if ok, retry := perClient.allow("client:" + truncate(clientID, 64)); !ok {

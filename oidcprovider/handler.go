@@ -412,23 +412,33 @@ func (p *Provider) callbackError(w http.ResponseWriter, r *http.Request) {
 	_, _ = fmt.Fprintln(w, "This sign-in link is no longer valid. Return to the application and sign in again.")
 }
 
+// readBackChannelForm reads the body of a token, introspection or
+// revocation request within bounds, refusing parameters in the URL
+// (secrets in URLs end up in logs). On failure it has written an OAuth
+// error and returns false.
+func readBackChannelForm(w http.ResponseWriter, r *http.Request, limits map[string]int) bool {
+	noStore(w)
+	if r.URL.RawQuery != "" {
+		oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("parameters must be sent in the request body"))
+		return false
+	}
+	if err := parseBounded(w, r); err != nil {
+		oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
+		return false
+	}
+	if err := checkParams(r.PostForm, limits); err != nil {
+		oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
+		return false
+	}
+	return true
+}
+
 // token bounds the request, allows only our grants, and authenticates the
 // client before zitadel sees the request, so that a code or refresh token
 // is looked up (and possibly consumed) only for its authenticated owner.
 func (p *Provider) token(next http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		noStore(w)
-		if r.URL.RawQuery != "" {
-			// Secrets in URLs end up in logs.
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("parameters must be sent in the request body"))
-			return
-		}
-		if err := parseBounded(w, r); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
-			return
-		}
-		if err := checkParams(r.PostForm, tokenLimits); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
+		if !readBackChannelForm(w, r, tokenLimits) {
 			return
 		}
 		grant := r.PostForm.Get("grant_type")
@@ -531,17 +541,7 @@ func (p *Provider) authenticateClient(r *http.Request, allowPost bool) (id strin
 // zitadel's plain-text error string.
 func (p *Provider) introspect(next http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		noStore(w)
-		if r.URL.RawQuery != "" {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("parameters must be sent in the request body"))
-			return
-		}
-		if err := parseBounded(w, r); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
-			return
-		}
-		if err := checkParams(r.PostForm, tokenOpLimits); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
+		if !readBackChannelForm(w, r, tokenOpLimits) {
 			return
 		}
 		if _, _, ok := r.BasicAuth(); !ok {
@@ -564,17 +564,7 @@ func (p *Provider) introspect(next http.Handler) http.HandlerFunc {
 
 func (p *Provider) revoke(next http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		noStore(w)
-		if r.URL.RawQuery != "" {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("parameters must be sent in the request body"))
-			return
-		}
-		if err := parseBounded(w, r); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
-			return
-		}
-		if err := checkParams(r.PostForm, tokenOpLimits); err != nil {
-			oauthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().WithDescription("%s", err.Error()))
+		if !readBackChannelForm(w, r, tokenOpLimits) {
 			return
 		}
 		id, status, oerr := p.authenticateClient(r, true)
