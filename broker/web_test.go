@@ -272,3 +272,30 @@ func TestMetrics(t *testing.T) {
 		t.Error("no signing key gauge")
 	}
 }
+
+// TestPerTenantLoginLimit: logins routed to one tenant are limited
+// together, whatever the client's address, and other tenants are not
+// affected.
+func TestPerTenantLoginLimit(t *testing.T) {
+	e := newEnv(t, storetest.Backends()[0], envOptions{limits: broker.RateLimits{LoginPerTenant: 2}})
+	e.tenant("Acme", "acme.com")
+	e.tenant("Beta", "beta.com")
+	c := e.client(nil)
+	route := func(email string) int {
+		br := newBrowser(t)
+		p := br.open(http.MethodGet, c.authURL(newFlow(), nil), nil)
+		br.http.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		return br.submit(p, map[string]string{"email": email}).Status
+	}
+	for i := 0; i < 2; i++ {
+		if s := route("jane@acme.com"); s != http.StatusSeeOther {
+			t.Fatalf("login %d to acme: %d", i+1, s)
+		}
+	}
+	if s := route("joe@acme.com"); s != http.StatusTooManyRequests {
+		t.Fatalf("third login to acme: %d, want 429", s)
+	}
+	if s := route("bob@beta.com"); s != http.StatusSeeOther {
+		t.Fatalf("beta limited by acme's traffic: %d", s)
+	}
+}
