@@ -106,15 +106,7 @@ func (s *Store) RouteLogin(ctx context.Context, id string, r oidcprovider.LoginR
 		  AND EXISTS (SELECT 1 FROM connections c WHERE c.id = $3 AND c.tenant_id = $2)
 		  AND EXISTS (SELECT 1 FROM clients k WHERE k.id = logins.client_id AND `+s.allowsTenant("$2")+`)`,
 		id, r.TenantID, r.ConnectionID, r.SAMLRequestID, s.d.time(r.SAMLRequestExpiresAt), s.d.time(now))
-	if err != nil {
-		return s.dbError(op, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbError(op, err)
-	} else if n == 0 {
-		return s.loginExists(ctx, op, `id = $1`, id)
-	}
-	return nil
+	return s.loginTransition(ctx, op, id, res, err)
 }
 
 // ConsumeSAMLRequest spends a login's SAML request once.
@@ -162,15 +154,7 @@ func (s *Store) CompleteLogin(ctx context.Context, id string, c oidcprovider.Log
 		  AND EXISTS (SELECT 1 FROM clients k WHERE k.id = logins.client_id AND `+s.allowsTenant("$2")+`)`,
 		id, c.TenantID, c.ConnectionID, c.Subject, s.d.time(c.AuthTime), claims, s.d.time(now),
 		s.d.time(c.AuthTimeLatest), c.AuthAgeSeconds)
-	if err != nil {
-		return s.dbError(op, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return s.dbError(op, err)
-	} else if n == 0 {
-		return s.loginExists(ctx, op, `id = $1`, id)
-	}
-	return nil
+	return s.loginTransition(ctx, op, id, res, err)
 }
 
 // FailLogin ends a pending login with an error.
@@ -607,3 +591,18 @@ func (s *Store) DeleteExpiredOIDC(ctx context.Context, now time.Time) (n int64, 
 func encodeKey(der []byte) string { return base64.StdEncoding.EncodeToString(der) }
 
 func decodeKey(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
+
+// loginTransition finishes a conditional UPDATE of one login: no row
+// changed means a precondition failed, and loginExists tells whether the
+// login is missing (ErrNotFound) or in the wrong state (ErrConflict).
+func (s *Store) loginTransition(ctx context.Context, op, id string, res sql.Result, err error) error {
+	if err != nil {
+		return s.dbError(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.dbError(op, err)
+	} else if n == 0 {
+		return s.loginExists(ctx, op, `id = $1`, id)
+	}
+	return nil
+}
