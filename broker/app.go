@@ -207,7 +207,7 @@ func (a *App) routes() http.Handler {
 	// One per-IP budget covers /authorize and the hosted page, so probing
 	// which domains have SSO costs a login attempt each, whichever way in.
 	loginIP := newL("login_ip", rl.LoginPerIP)
-	hp := &hostedPage{logins: logins, dir: a.dir, sps: a.sps, pages: a.pages, cookies: ck, log: a.cfg.Logger,
+	hp := &hostedPage{logins: logins, dir: a.dir, refs: a.deps.Store, sps: a.sps, pages: a.pages, cookies: ck, log: a.cfg.Logger,
 		perTenant: newL("login_tenant", rl.LoginPerTenant), limited: a.rateLimited}
 	r.With(a.limitByIP(loginIP, true)).Group(hp.Mount)
 	ac := &acs{logins: logins, dir: a.dir, refs: a.deps.Store, sps: a.sps, replay: a.deps.Store, pages: a.pages,

@@ -87,6 +87,20 @@ func TestEndToEndLogin(t *testing.T) {
 				}
 			})
 
+			t.Run("connection skips the page", func(t *testing.T) {
+				e.setUser(user("jane@acme.com"), saml.Scenario{})
+				br := newBrowser(t)
+				f := newFlow()
+				p := br.open(http.MethodGet, c.authURL(f, map[string]string{"connection": acmeConn}), nil)
+				if p.URL.Path == "/login" {
+					t.Fatalf("connection did not skip the hosted page: %s", p.URL)
+				}
+				tok := e.redeem(c, f, br.submit(p, nil))
+				if tok.claims["connection_id"] != acmeConn || tok.idToken.Subject != janeSub {
+					t.Fatalf("claims %v", tok.claims)
+				}
+			})
+
 			t.Run("same email at two tenants: two subs, verified only at the owner", func(t *testing.T) {
 				// Beta's IdP asserts an acme.com address: it gets its own
 				// sub and email_verified=false, never Jane's account.

@@ -88,6 +88,7 @@ func (s serviceProviders) get(ctx context.Context, id string, updatedAt time.Tim
 type hostedPage struct {
 	logins  loginFlow
 	dir     *tenants.Directory
+	refs    connectionRefs
 	sps     serviceProviders
 	pages   *pages
 	cookies cookies
@@ -224,37 +225,24 @@ func (h *hostedPage) routeMessage(err error, email string) string {
 }
 
 // startByConnection honours the connection= hint when that connection is
-// active; otherwise the email page is shown.
+// active; otherwise the email page is shown. It reads only the
+// connection's ref: the SP comes from the cache.
 func (h *hostedPage) startByConnection(w http.ResponseWriter, r *http.Request, li loginInfo) bool {
-	c, err := h.dir.Store.Connection(r.Context(), li.Connection)
-	if err != nil || c.Status != tenants.StatusActive {
+	ref, err := h.refs.ConnectionRef(r.Context(), li.Connection)
+	if err != nil || ref.Status != tenants.StatusActive {
 		return false
 	}
-	ref := tenants.ConnectionRef{ID: c.ID, Name: c.Name, Preset: c.Preset, UpdatedAt: c.UpdatedAt}
-	return h.start(w, r, li, c.TenantID, ref)
+	return h.start(w, r, li, ref.TenantID, ref)
 }
 
 // startByOrganization honours organization=<tenant id>: one active
 // connection starts SAML, several show the picker.
 func (h *hostedPage) startByOrganization(w http.ResponseWriter, r *http.Request, li loginInfo, page loginPage) bool {
-	t, err := h.dir.Store.Tenant(r.Context(), li.Organization)
-	if err != nil {
+	rt, err := h.dir.Store.RouteTenant(r.Context(), li.Organization)
+	if err != nil || len(rt.Connections) == 0 {
 		return false
 	}
-	conns, _, err := h.dir.Store.ListConnections(r.Context(), t.ID, tenants.Page{Limit: tenants.MaxPageLimit})
-	if err != nil {
-		return false
-	}
-	var active []tenants.ConnectionRef
-	for _, c := range conns {
-		if c.Status == tenants.StatusActive {
-			active = append(active, tenants.ConnectionRef{ID: c.ID, Name: c.Name, Preset: c.Preset, UpdatedAt: c.UpdatedAt})
-		}
-	}
-	if len(active) == 0 {
-		return false
-	}
-	h.route(w, r, li, page, tenants.Resolution{Tenant: t, Connections: active}, "")
+	h.route(w, r, li, page, tenants.Resolution{Tenant: rt.Tenant, Connections: rt.Connections}, "")
 	return true
 }
 

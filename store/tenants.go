@@ -239,17 +239,46 @@ LEFT JOIN connections c ON c.tenant_id = t.id AND c.status = 'active'
 WHERE d.domain = $1
 ORDER BY c.created_at, c.id`
 
+// routeTenantQuery is routeQuery for the organization= hint: the tenant
+// and its active connections, in the same column shape (no domain).
+const routeTenantQuery = `SELECT false, t.created_at, t.id, t.name, t.created_at, t.updated_at,
+	c.id, c.name, c.preset, c.status, c.updated_at
+FROM tenants t
+LEFT JOIN connections c ON c.tenant_id = t.id AND c.status = 'active'
+WHERE t.id = $1
+ORDER BY c.created_at, c.id`
+
 // RouteDomain returns the domain's record, its tenant (without Domains) and
 // the tenant's active connections, oldest first. ErrNotFound if no tenant
 // owns the domain.
 func (s *Store) RouteDomain(ctx context.Context, domain string) (tenants.Route, error) {
-	op := "store: route domain " + domain
-	rows, err := s.db.QueryContext(ctx, routeQuery, domain)
+	r, err := s.route(ctx, "store: route domain "+domain, routeQuery, domain)
+	if err != nil {
+		return tenants.Route{}, err
+	}
+	r.Domain.Name, r.Domain.TenantID = domain, r.Tenant.ID
+	return r, nil
+}
+
+// RouteTenant returns a tenant (without Domains) and its active
+// connections, oldest first, in one query; Route.Domain is empty.
+// ErrNotFound if the tenant does not exist.
+func (s *Store) RouteTenant(ctx context.Context, tenantID string) (tenants.Route, error) {
+	r, err := s.route(ctx, "store: route tenant "+tenantID, routeTenantQuery, tenantID)
+	if err != nil {
+		return tenants.Route{}, err
+	}
+	r.Domain = tenants.Domain{}
+	return r, nil
+}
+
+func (s *Store) route(ctx context.Context, op, query, arg string) (tenants.Route, error) {
+	rows, err := s.db.QueryContext(ctx, query, arg)
 	if err != nil {
 		return tenants.Route{}, s.dbError(op, err)
 	}
 	defer rows.Close()
-	r := tenants.Route{Domain: tenants.Domain{Name: domain}}
+	var r tenants.Route
 	found := false
 	for rows.Next() {
 		var (
@@ -275,6 +304,5 @@ func (s *Store) RouteDomain(ctx context.Context, domain string) (tenants.Route, 
 	if !found {
 		return tenants.Route{}, fmt.Errorf("%s: %w", op, ErrNotFound)
 	}
-	r.Domain.TenantID = r.Tenant.ID
 	return r, nil
 }

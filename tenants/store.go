@@ -39,6 +39,9 @@ type TenantStore interface {
 	// tenant and the tenant's active connections. ErrNotFound if no tenant
 	// owns the domain.
 	RouteDomain(ctx context.Context, domain string) (Route, error)
+	// RouteTenant is RouteDomain for a tenant named directly (the
+	// organization= hint); Route.Domain is empty.
+	RouteTenant(ctx context.Context, tenantID string) (Route, error)
 }
 
 // ConnectionStore persists SAML connections.

@@ -372,4 +372,19 @@ func testDomainRoute(t *testing.T, s *store.Store) {
 	}
 	_, err := s.RouteDomain(ctx, "unknown.example")
 	wantIs(t, err, store.ErrNotFound, "route an unknown domain")
+
+	// RouteTenant: the same tenant and connections, no domain.
+	for _, tt := range []struct {
+		id   string
+		want tenants.Route
+	}{
+		{tn.ID, tenants.Route{Tenant: tnNoDomains, Connections: []tenants.ConnectionRef{ref(older), ref(newer)}}},
+		{bare.ID, tenants.Route{Tenant: bareNoDomains}},
+	} {
+		got, err := s.RouteTenant(ctx, tt.id)
+		check(t, err, "route tenant")
+		equal(t, "route tenant", got, tt.want)
+	}
+	_, err = s.RouteTenant(ctx, "ten_unknown")
+	wantIs(t, err, store.ErrNotFound, "route an unknown tenant")
 }
